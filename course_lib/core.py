@@ -13,6 +13,7 @@ import math
 import os
 import random
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,11 @@ def setup(seed: int = 0, *, torch_threads: int | None = None) -> dict[str, Any]:
 
     Seeds Python's, NumPy's legacy and torch's global generators (library code itself always
     takes explicit seeds). The plotly renderer is ``plotly_mimetype+notebook``: interactive in
-    JupyterLab and self-contained in HTML exports. Torch gets ``torch_threads`` threads (default:
-    ``OMP_NUM_THREADS`` or the number of cores) and flush-to-zero for denormals, which speeds up
-    CPU training of small recurrent models a lot. Returns a short summary dict.
+    JupyterLab and self-contained in HTML exports. If torch is in use (imported before this call,
+    as the RWKV notebooks do) it gets ``torch_threads`` threads (default: ``OMP_NUM_THREADS`` or
+    the number of cores) and flush-to-zero for denormals, which speeds up CPU training of small
+    recurrent models a lot; notebooks that never use torch do not pay for importing it.
+    Returns a short summary dict.
     """
     seed = check_int("seed", seed, 0, 2**32 - 1)
     default_threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or (os.cpu_count() or 1)
@@ -59,9 +62,8 @@ def setup(seed: int = 0, *, torch_threads: int | None = None) -> dict[str, Any]:
     pio.renderers.default = RENDERER
     pio.templates.default = "plotly_white"
     info: dict[str, Any] = {"seed": seed, "renderer": RENDERER, "static": static_mode()}
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard dependency, but stay usable without
+    torch = sys.modules.get("torch")
+    if torch is None:
         return info
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
@@ -87,6 +89,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide report files from a web server
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, path)

@@ -6,12 +6,22 @@ Topic figure builders (``course_lib.demos.*``) use :func:`figure` for a consiste
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-__all__ = ["COLORS", "color", "figure", "subplots", "annotate_error"]
+__all__ = [
+    "COLORS",
+    "color",
+    "figure",
+    "subplots",
+    "annotate_error",
+    "positive",
+    "hlines",
+    "add_series",
+]
 
 #: A colour-blind friendly cycle (Okabe–Ito), used for modes, depths and series.
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -100,3 +110,33 @@ def annotate_error(fig: go.Figure, message: str) -> None:
             bgcolor="rgba(255,255,255,0.85)",
         )
     ]
+
+
+def positive(v: np.ndarray) -> np.ndarray:
+    """Values for a log axis: non-positive entries become NaN gaps (never fake numbers)."""
+    v = np.asarray(v, dtype=float)
+    return np.where(v > 0, v, np.nan)
+
+
+def hlines(levels: Sequence[float], x0: float, x1: float) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal segments from x0 to x1 at each level, as one trace with NaN gaps."""
+    lv = np.asarray(levels, dtype=float)
+    xs = np.tile([x0, x1, np.nan], lv.size)
+    ys = np.repeat(lv, 3)
+    ys[2::3] = np.nan
+    return xs, ys
+
+
+def add_series(
+    fig: go.Figure,
+    x: np.ndarray,
+    series: Mapping[str, Sequence[float]],
+    mode: str = "lines+markers",
+) -> None:
+    """One trace per ``label -> y`` against the shared ``x``, coloured in order; for log axes,
+    non-positive values become gaps. ``ValueError`` if a series' length differs from ``x``."""
+    for i, (label, values) in enumerate(series.items()):
+        y = np.asarray(values, dtype=float)
+        if y.shape != np.shape(x):
+            raise ValueError(f"series {label!r} must have shape {np.shape(x)}, got {y.shape}")
+        fig.add_scatter(x=x, y=positive(y), mode=mode, name=label, line={"color": color(i)})
