@@ -794,9 +794,13 @@ def generate(
 
     The prompt is read once (parallel form, carrying the state), then each new token costs one
     :meth:`RWKV.forward_step`: constant time and memory per token. ``temperature`` 0 is greedy.
+    Any model with the same two faces (``forward(idx, return_state=True)`` and
+    ``forward_step(tokens, state)``, e.g. the GPT baseline with its KV cache) works too.
     """
-    if not isinstance(model, RWKV):
-        raise ValueError(f"model must be an RWKV, got {type(model).__name__}")
+    if not (isinstance(model, nn.Module) and hasattr(model, "forward_step")):
+        raise ValueError(
+            f"model must be an RWKV (or a module with forward_step), got {type(model).__name__}"
+        )
     n, temperature, top_p, g = check_generation_args(
         prompt_ids, max_new_tokens, temperature, top_p, seed
     )
@@ -811,10 +815,11 @@ def generate(
         for _ in range(n):
             tok = _sample(last, temperature, top_p, g)
             out.append(tok)
-            step_logits, state = model.forward_step(
-                torch.tensor([tok], dtype=torch.long, device=device), state
-            )
-            last = step_logits[0]
+            if len(out) < n:  # the last token's logits are never used
+                step_logits, state = model.forward_step(
+                    torch.tensor([tok], dtype=torch.long, device=device), state
+                )
+                last = step_logits[0]
     finally:
         model.train(was_training)
     return out
