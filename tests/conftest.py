@@ -20,6 +20,19 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+#: Debian's Chromium (Playwright cannot download browsers here) and the flags it needs as root
+#: on a machine without network: no sandbox, no GPU, no background connections.
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+
 
 def require(condition: bool, message: str) -> None:
     """Skip the calling test when ``condition`` is false, or fail it under ``CI=true``."""

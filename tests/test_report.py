@@ -17,7 +17,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import require
 
 from course_lib.report import (
     SweepError,
@@ -31,10 +30,10 @@ from course_lib.report import (
 )
 from course_lib.report.__main__ import main as cli_main
 from course_lib.report.runner import _reusable, make_job
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, require
 
 DATA = Path(__file__).parent / "data"
 DEMO = DATA / "sweep_demo.ipynb"
-CHROMIUM = "/usr/bin/chromium"
 
 
 def write_sweep(tmp: Path, text: str, name: str = "sweep.toml") -> Path:
@@ -409,16 +408,8 @@ def test_report_figures_render_offline_in_chromium(swept):
     except ImportError:
         require(False, "playwright is not installed")
     run_page = out / next(r for r in records if r["status"] == "ok")["rel_dir"] / "sweep_demo.html"
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.route(
