@@ -36,7 +36,8 @@ unit: $(STAMP)  ## unit tests and every notebook through nbval, in parallel
 	  --ignore=tests/data --ignore=tests/browser tests notebooks
 
 browser: $(STAMP)  ## JupyterLab + Chromium end-to-end tests (screenshots in test-artifacts/)
-	$(BIN)/python -m pytest -m browser --ignore=tests/data tests
+	$(BIN)/python -m pytest -m browser tests/browser
+	$(BIN)/python -m pytest -m browser tests/test_report.py
 
 report: $(STAMP)  ## run every notebook through papermill into reports/ (prints index.html)
 	$(BIN)/python -m course_lib.report

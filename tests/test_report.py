@@ -399,39 +399,82 @@ def test_dask_cluster_runs_one_task_per_run(tmp_path):
 # the report in a real browser, offline
 
 
-@pytest.mark.browser
-def test_report_figures_render_offline_in_chromium(swept):
-    _, records, out, _ = swept
+def _offline_page(browser):
+    """A page that may load local files only (the report must work without network)."""
+    page = browser.new_page()
+    page.route(
+        "**/*",
+        lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort(),
+    )
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page, errors
+
+
+def _assert_plots_render(page, url: str, n_plots: int) -> None:
+    """At least ``n_plots`` plotly figures drew traces at a real size (not a blank space)."""
+    page.goto(url)
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+    assert page.locator(".js-plotly-plot").count() >= n_plots, url
+    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 1, url
+    assert page.locator(".js-plotly-plot .main-svg").first.bounding_box()["height"] > 100, url
+
+
+def _chromium():
     require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         require(False, "playwright is not installed")
+    return sync_playwright
+
+
+@pytest.mark.browser
+def test_report_figures_render_offline_in_chromium(swept):
+    _, records, out, _ = swept
+    sync_playwright = _chromium()
     run_page = out / next(r for r in records if r["status"] == "ok")["rel_dir"] / "sweep_demo.html"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
-            page.route(
-                "**/*",
-                lambda route: (
-                    route.continue_() if route.request.url.startswith("file:") else route.abort()
-                ),
-            )
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page, errors = _offline_page(browser)
             for url, n_plots in ((run_page.as_uri(), 1), ((out / "index.html").as_uri(), 2)):
-                page.goto(url)
-                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
-                assert page.locator(".js-plotly-plot").count() >= n_plots, url
-                assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 1, url
-                assert (
-                    page.locator(".js-plotly-plot .main-svg").first.bounding_box()["height"] > 100
-                ), url
+                _assert_plots_render(page, url, n_plots)
             assert not errors, errors
             # the table sorts by a metric column when its header is clicked
             page.locator("th.metric", has_text="total").click()
             totals = page.locator("table.runs tbody tr td:nth-child(1)").all_inner_texts()
             assert totals[0].startswith("scale=0.1_n=3"), totals
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+def test_course_report_of_notebook_00_shows_its_figures(tmp_path):
+    """What `make report` does, for notebook 00: its page and index.html show real figures."""
+    sync_playwright = _chromium()
+    nb = Path(__file__).resolve().parent.parent / "notebooks" / "00_start_here.ipynb"
+    out = tmp_path / "reports"
+    proc = subprocess.run(
+        [sys.executable, "-m", "course_lib.report", str(nb), "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    index = Path(proc.stdout.strip().splitlines()[-1])
+    assert index == out / "index.html" and index.exists()
+    pages = list(out.glob("00_start_here/**/*.html"))
+    assert pages, sorted(p.name for p in out.rglob("*"))
+    metrics = json.loads(next(out.glob("00_start_here/**/metrics.json")).read_text())
+    assert {"contraction_error", "divergence_step"} <= set(metrics)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page, errors = _offline_page(browser)
+            _assert_plots_render(page, pages[0].as_uri(), 2)  # the demo snapshot + GD figure
+            _assert_plots_render(page, index.as_uri(), 1)
+            assert "contraction_error" in page.content()
+            assert not errors, errors
         finally:
             browser.close()

@@ -164,7 +164,7 @@ def test_init_recipe():
     assert float(att0.time_first[1].detach()) == pytest.approx(math.log(0.3) + 0.5)
     for b in m.blocks:
         for lin in (b.att.key, b.att.receptance, b.att.output, b.ffn.receptance, b.ffn.value):
-            assert float(lin.weight.abs().max()) == 0.0
+            assert float(lin.weight.detach().abs().max()) == 0.0
         W = b.att.value.weight.detach()
         assert torch.allclose(W @ W.T, torch.eye(16), atol=1e-5)  # orthogonal
     assert float(m.emb.weight.abs().max()) <= 1e-4
