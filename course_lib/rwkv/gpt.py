@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._validate import check_int
-from .model import check_generation_args, generate
+from .model import check_generation_args, check_token_ids, generate
 
 __all__ = ["GPTConfig", "GPT", "KVCache", "generate_gpt"]
 
@@ -167,11 +167,7 @@ class GPT(nn.Module):
         return KVCache(z, z.clone())
 
     def _check_idx(self, idx: torch.Tensor, ndim: int) -> None:
-        if not isinstance(idx, torch.Tensor) or idx.dtype != torch.long or idx.ndim != ndim:
-            shape = "(B, T)" if ndim == 2 else "(B,)"
-            raise ValueError(f"idx must be a LongTensor of shape {shape}, got {idx!r:.80}")
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
-            raise ValueError(f"idx values must be in [0, {self.config.vocab_size - 1}]")
+        check_token_ids(idx, ndim, self.config.vocab_size)
 
     def forward(
         self, idx: torch.Tensor, state: KVCache | None = None, return_state: bool = False

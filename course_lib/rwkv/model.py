@@ -571,14 +571,7 @@ class RWKV(nn.Module):
 
     # -- the two faces -------------------------------------------------------------------------
     def _check_idx(self, idx: torch.Tensor, ndim: int) -> None:
-        if not isinstance(idx, torch.Tensor) or idx.dtype != torch.long or idx.ndim != ndim:
-            shape = "(B, T)" if ndim == 2 else "(B,)"
-            raise ValueError(f"idx must be a LongTensor of shape {shape}, got {idx!r:.80}")
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
-            raise ValueError(
-                f"idx values must be in [0, {self.config.vocab_size - 1}], got range "
-                f"[{int(idx.min())}, {int(idx.max())}]"
-            )
+        check_token_ids(idx, ndim, self.config.vocab_size)
 
     def _check_state(self, state: RWKVState, B: int) -> None:
         if not isinstance(state, RWKVState):
@@ -757,6 +750,19 @@ def _sample(logits: torch.Tensor, temperature: float, top_p: float, g: torch.Gen
         keep = torch.cumsum(sorted_p, 0) - sorted_p < top_p  # always keeps the top token
         probs = torch.zeros_like(probs).scatter_(0, order[keep], sorted_p[keep])
     return int(torch.multinomial(probs / probs.sum(), 1, generator=g))
+
+
+def check_token_ids(idx: torch.Tensor, ndim: int, vocab_size: int) -> None:
+    """Token ids must be a LongTensor of shape (B, T) (``ndim`` 2) or (B,) (``ndim`` 1) with
+    values in [0, vocab_size); shared by every model of the course."""
+    if not isinstance(idx, torch.Tensor) or idx.dtype != torch.long or idx.ndim != ndim:
+        shape = "(B, T)" if ndim == 2 else "(B,)"
+        raise ValueError(f"idx must be a LongTensor of shape {shape}, got {idx!r:.80}")
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
+        raise ValueError(
+            f"idx values must be in [0, {vocab_size - 1}], got range "
+            f"[{int(idx.min())}, {int(idx.max())}]"
+        )
 
 
 def check_generation_args(
